@@ -1,0 +1,1 @@
+"""Multimodal big models from scratch: the tested building blocks of the course."""
