@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.patches import FancyBboxPatch, Rectangle
 
 __all__ = [
     "plot_curves",
@@ -513,6 +513,52 @@ def attention_explorer(weights: Any, tokens: Sequence[str]) -> AttentionExplorer
 
 
 # --------------------------------------------------------------------------- source
+
+
+# --------------------------------------------------------------------------- the course pipeline
+
+PIPELINE_STAGES = ("preprocess", "encode", "fuse", "generate")
+PIPELINE_ROWS = (
+    ("image", "pixels → patches", "vision encoder"),
+    ("audio", "waveform → log-mel", "audio encoder"),
+    ("text", "characters → tokens", "token embedding"),
+)
+
+
+def pipeline_diagram(fused: str = "one sequence\nof vectors", output: str = "“a large red circle\nat the top left”") -> Figure:
+    """Draw the course's multimodal pipeline: preprocess → encode → fuse → generate.
+
+    One row per modality (image, audio, text) through preprocessing and an encoder, all
+    meeting in one fusion box, then a decoder that writes text. Introduced in notebook 00.
+    """
+    fig, ax = plt.subplots(figsize=(11, 3.8))
+    ax.set_xlim(0, 11)
+    ax.set_ylim(0, 3.8)
+    ax.axis("off")
+
+    def box(x: float, y: float, text: str, colour: str, width: float = 1.9) -> None:
+        ax.add_patch(FancyBboxPatch((x, y - 0.3), width, 0.6, boxstyle="round,pad=0.05", facecolor=colour, edgecolor="0.3"))
+        ax.text(x + width / 2, y, text, ha="center", va="center", fontsize=9)
+
+    def arrow(x0: float, y0: float, x1: float, y1: float) -> None:
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": "0.3"})
+
+    for x, stage in zip((1.5, 3.9, 6.4, 8.8), PIPELINE_STAGES):
+        ax.text(x + 0.95, 3.55, stage, ha="center", fontsize=11, fontweight="bold")
+    for row, (modality, preprocess, encoder) in enumerate(PIPELINE_ROWS):
+        y = 2.8 - row * 1.0
+        ax.text(0.1, y, modality, va="center", fontsize=10, fontstyle="italic")
+        arrow(0.8, y, 1.5, y)
+        box(1.5, y, preprocess, "#dbe9f6")
+        arrow(3.45, y, 3.9, y)
+        box(3.9, y, encoder, "#e3f1dc")
+        arrow(5.85, y, 6.4, 1.8)
+    box(6.4, 1.8, f"fusion\n{fused}", "#fbe5cc")
+    arrow(8.35, 1.8, 8.8, 1.8)
+    box(8.8, 1.8, "decoder (GPT)\nwrites tokens", "#eadcf2")
+    ax.text(9.75, 0.9, output, ha="center", va="center", fontsize=9)
+    arrow(9.75, 1.45, 9.75, 1.2)
+    return fig
 
 
 def _source_text(obj: Any) -> tuple[str, str]:

@@ -259,3 +259,14 @@ def test_show_source_rejects_what_has_no_python_source():
         viz.show_source(5)
     with pytest.raises(TypeError, match="no Python source is available for 'dict'"):
         viz.show_source(dict)
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def test_pipeline_diagram_names_every_stage_and_modality():
+    fig = viz.pipeline_diagram()
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for word in (*viz.PIPELINE_STAGES, "image", "audio", "text", "decoder"):
+        assert word in texts
+    assert len(fig.axes[0].patches) == 2 * len(viz.PIPELINE_ROWS) + 2
