@@ -220,7 +220,7 @@ def attention_grid(
 ) -> Figure:
     """Draw attention weights ``(L, H, Tq, Tk)`` as a grid: one row per layer, one column per head.
 
-    Introduced in notebook 06. ``labels`` name the query tokens and, unless ``key_labels``
+    Introduced in notebook 01. ``labels`` name the query tokens and, unless ``key_labels``
     are given, the keys too (self-attention). All panels share one colour scale and colour bar,
     so heads can be compared. Returns the figure.
     """
