@@ -15,7 +15,8 @@ run in turn within every repetition so that machine noise hits them alike:
 Each timing covers the whole call, set-up and the final figure included, and is taken twice: wall
 time, and this process's CPU time, which other programs on a busy machine disturb far less (hence
 one torch thread by default). Prints, for each variant, the median time per step and the median
-of its ratios to ``bare`` within a repetition; the goal is a ratio of at most 1.05.
+of its ratios to ``bare`` within a repetition (the goal: at most 1.05), then the time of one render
+of the figure, which is what live curves cost each time they are redrawn.
 """
 
 from __future__ import annotations
@@ -117,6 +118,17 @@ def main() -> None:
             ratios = [value / base for value, base in zip(values, times["bare", clock])]
             cells.append(f"{1e3 * statistics.median(values):>13.3f} {statistics.median(ratios):>7.3f}")
         print(f"{name:<15} {' '.join(cells)}")
+
+    # what live=True adds: one render per redraw (at most every few seconds) and one at the end
+    history = train.History({"train/loss": {"step": list(range(args.steps)), "value": reference_losses}})
+    renders = {clock: [] for clock in clocks}
+    for _ in range(3):
+        starts = {clock: read() for clock, read in clocks.items()}
+        train._png(train._curves_figure(history, "bench"))
+        for clock, read in clocks.items():
+            renders[clock].append(read() - starts[clock])
+    print("one render of the figure: " + ", ".join(
+        f"{clock} {1e3 * statistics.median(values):.0f} ms" for clock, values in renders.items()))
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ import math
 import os
 import pickle
 import random
+import secrets
 import sys
-import tempfile
 import time
 import zipfile
 from collections import OrderedDict
@@ -48,7 +48,7 @@ from mmcourse import viz
 CHECKPOINT_FORMAT = "mmcourse.checkpoint"
 CHECKPOINT_VERSION = 1
 LIVE_MIN_INTERVAL_S = 2.0  # redraw the live figure at most this often...
-LIVE_MAX_SHARE = 0.02  # ...and only while drawing has taken at most this share of the run's time
+LIVE_MAX_SHARE = 0.02  # ...and only while drawing, this redraw included, stays within this share of the run
 PRECISIONS = ("auto", "bf16", "fp16", "off")
 
 
@@ -190,15 +190,15 @@ def save_checkpoint(path: str | os.PathLike, **state: Any) -> Path:
         _check_storable(value, key)
         payload[key] = value
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(descriptor, "wb") as file:
+        with open(temporary, "xb") as file:
             torch.save(payload, file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     if os.name == "posix":  # make the rename itself survive a power cut
         folder = os.open(path.parent, os.O_RDONLY)
@@ -287,12 +287,13 @@ def load_checkpoint(
             raise CheckpointError(f"{path} holds no {name} state; it holds {stored}")
     if model is not None:
         _check_model_fits(model, payload["model"], path)
-        model.load_state_dict(payload["model"])
     if optimizer is not None:
         try:
             optimizer.load_state_dict(payload["optimizer"])
         except (ValueError, KeyError) as error:
             raise CheckpointError(f"the optimizer state in {path} does not fit this optimizer: {error}") from error
+    if model is not None:  # after the checks, so that a failed load changes nothing
+        model.load_state_dict(payload["model"])
     if scheduler is not None:
         scheduler.load_state_dict(payload["scheduler"])
     return payload
@@ -496,17 +497,20 @@ class _Curves:
         self.run_dir = run_dir
         self.title = title
         self.started = self.last_draw = time.monotonic()
-        self.drawing_s = 0.0
+        self.drawing_s = self.last_cost_s = 0.0  # the next redraw is expected to cost as much as the last
 
     def update(self, history: History) -> None:
         if self.show is None:
             return
         now = time.monotonic()
-        if now - self.last_draw < LIVE_MIN_INTERVAL_S or self.drawing_s > LIVE_MAX_SHARE * (now - self.started):
+        if now - self.last_draw < LIVE_MIN_INTERVAL_S:
+            return
+        if self.drawing_s + self.last_cost_s > LIVE_MAX_SHARE * (now - self.started):
             return
         self.show(_png(_curves_figure(history, self.title)))
         self.last_draw = time.monotonic()
-        self.drawing_s += self.last_draw - now
+        self.last_cost_s = self.last_draw - now
+        self.drawing_s += self.last_cost_s
 
     def finish(self, history: History) -> None:
         if self.show is None and self.run_dir is None:
