@@ -792,6 +792,7 @@ def fit(
     # a refresh every half second is plenty to read, and cheap even as a notebook widget
     bar = tqdm(total=steps, initial=step, desc=desc, disable=not progress, dynamic_ncols=True, mininterval=0.5)
     shown: dict[str, float] = {}
+    first_step, started = step, time.perf_counter()
     try:
         while step < steps:
             batch = _to_device(stream.next(step), device)
@@ -819,4 +820,13 @@ def fit(
     finally:
         bar.close()
         curves.finish(history)
+    if progress:  # a saved notebook shows this line even where the progress widget does not render
+        print(_summary(desc, history, step - first_step, time.perf_counter() - started))
     return history
+
+
+def _summary(desc: str, history: History, steps_run: int, seconds: float) -> str:
+    """One line: steps, time and the last value of every curve."""
+    per_step = f" ({1000 * seconds / steps_run:.1f} ms/step)" if steps_run else ""
+    last = " | ".join(f"{name} {history.last(name):.4g}" for name in history.names)
+    return f"{desc}: {steps_run} steps in {seconds:.1f} s{per_step} | {last}"

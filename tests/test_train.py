@@ -458,7 +458,7 @@ def test_progress_bar_shows_the_loss_on_stderr(capsys):
     model, optimizer, _ = setup(0)
     fit(model, optimizer, noisy_batch, mse, 3, live=False, desc="demo")
     out, err = capsys.readouterr()
-    assert out == ""
+    assert out.startswith("demo: 3 steps in ") and out.count("\n") == 1  # only the summary line
     assert "demo" in err and "3/3" in err and "loss=" in err
 
 
@@ -589,3 +589,15 @@ def test_scheduler_checks(tmp_path):
         fit(model, optimizer, noisy_batch, mse, 4, checkpoint=path, resume=True, **QUIET)
     with pytest.raises(CheckpointError, match="batches came from a function get_batch.*now they come from an iterable"):
         fit(model, optimizer, [noisy_batch(0)], mse, 8, checkpoint=path, resume=True, **QUIET)
+
+
+def test_fit_ends_with_a_summary_line_when_progress_is_on(capsys):
+    model = torch.nn.Linear(2, 1)
+    batch = (torch.ones(4, 2), torch.zeros(4, 1))
+    history = train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), [batch],
+                        lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1]), 3,
+                        evaluate=lambda m: {"bias": m.bias.item()}, live=False, progress=True)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("train: 3 steps in ")
+    assert f"train/loss {history.last('train/loss'):.4g}" in line
+    assert f"eval/bias {history.last('eval/bias'):.4g}" in line
