@@ -29,15 +29,6 @@ from mmcourse.audio import (
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-5, atol=1e-5)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # every tensor here is small: a second thread only adds synchronisation, which stalls
-    # badly when the machine is busy
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def signal(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)

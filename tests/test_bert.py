@@ -14,14 +14,6 @@ V = 100
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The models here are tiny: a second thread only adds synchronisation, which stalls on a busy machine.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def ids(*shape: int, seed: int = 0, low: int = 4, high: int = V) -> torch.Tensor:
     return torch.randint(low, high, shape, generator=torch.Generator().manual_seed(seed))

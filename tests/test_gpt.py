@@ -24,14 +24,6 @@ from mmcourse.gpt import (
 V, BLOCK = 50, 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The models here are tiny: a second thread only adds synchronisation, which stalls on a busy machine.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def tiny_gpt(seed: int = 0, dtype: torch.dtype = torch.float32, **options) -> GPT:
     """A small GPT whose greedy continuations vary and whose top logits are far apart (no near-ties)."""
