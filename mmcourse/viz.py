@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -383,6 +384,9 @@ def overlay_on_spectrogram(
 # --------------------------------------------------------------------------- image grid
 
 
+_CAPTION_CHARS = 24  # characters per caption line that fit a 1.8-inch column at font size 8
+
+
 def image_grid(
     images: Any,
     captions: Sequence[str] | None = None,
@@ -411,8 +415,12 @@ def image_grid(
         raise ValueError(f"expected ncols to be a positive int, got {ncols!r}")
     ncols = min(ncols, len(pictures))
     nrows = math.ceil(len(pictures) / ncols)
+    # Wrap captions to the column width ourselves: tight_layout measures explicit line breaks,
+    # but not matplotlib's own wrapping, so wrapped titles would overlap the row above.
+    captions = [textwrap.fill(caption, _CAPTION_CHARS) for caption in captions] if captions else None
+    caption_lines = max((caption.count("\n") + 1 for caption in captions), default=0) if captions else 0
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(1.8 * ncols, 1.9 * nrows + (0.3 if captions else 0)), squeeze=False
+        nrows, ncols, figsize=(1.8 * ncols, (1.8 + 0.16 * caption_lines) * nrows + 0.2), squeeze=False
     )
     for index, ax in enumerate(axes.ravel()):
         ax.axis("off")  # pixel coordinates say nothing here; the captions do
@@ -422,7 +430,7 @@ def image_grid(
                 picture, cmap="gray" if picture.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest"
             )
             if captions:
-                ax.set_title(captions[index], fontsize=8, wrap=True)
+                ax.set_title(captions[index], fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -173,6 +173,18 @@ def test_image_grid_lays_out_images_with_captions():
         viz.image_grid(images, captions=["a", "b"])
 
 
+def test_image_grid_long_captions_stay_clear_of_the_row_above():
+    long = "a large red circle at the top left and a small blue square at the bottom right"
+    fig = viz.image_grid(torch.rand(4, 3, 8, 8), captions=[long] * 4, ncols=2)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    top_row_image = fig.axes[0].get_window_extent(renderer)
+    second_row_title = fig.axes[2].title.get_window_extent(renderer)
+    assert fig.axes[2].get_title().count("\n") >= 2  # wrapped to the column width
+    assert second_row_title.y1 <= top_row_image.y0, "a caption overlaps the image above it"
+    plt.close(fig)
+
+
 # --------------------------------------------------------------------------- explorer
 
 
