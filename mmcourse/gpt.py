@@ -8,7 +8,7 @@ Introduced in notebook 06; the multimodal GPT (notebook 10) feeds it image and a
    with GPT-2's initialisation; the LM head shares its weight with the token embedding;
 3. :func:`configure_optimizer`: AdamW, weight decay on matrices only;
 4. sampling: :func:`top_k_filter`, :func:`top_p_filter`, then :func:`generate` (greedy,
-   temperature, top-k, top-p, with a KV cache); :func:`perplexity`;
+   temperature, top-k, top-p, with a KV cache) (perplexity is in :mod:`mmcourse.metrics`);
 5. :func:`load_hf_gpt2`: weights from a Hugging Face ``GPT2LMHeadModel``.
 
 Shapes: ``B`` batch, ``T`` tokens, ``P`` prefix positions, ``C`` = ``n_embd``, ``V`` vocabulary,
@@ -35,7 +35,6 @@ __all__ = [
     "top_k_filter",
     "top_p_filter",
     "generate",
-    "perplexity",
     "load_hf_gpt2",
 ]
 
@@ -492,21 +491,6 @@ def generate(
         return out
     finally:
         model.train(was_training)
-
-
-def perplexity(loss: float | Tensor) -> float:
-    """``exp(loss)`` of a mean cross-entropy in nats: the number of tokens the model is as unsure as.
-
-    Introduced in notebook 06. A model that guesses uniformly among ``V`` tokens has loss
-    ``ln V`` and perplexity ``V``.
-    """
-    if isinstance(loss, Tensor):
-        if loss.numel() != 1:
-            raise ValueError(f"expected a scalar loss, got shape {tuple(loss.shape)}")
-        loss = loss.item()
-    if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not loss >= 0:
-        raise ValueError(f"expected a non-negative mean cross-entropy, got {loss!r}")
-    return math.exp(loss)
 
 
 # --------------------------------------------------------------------------- Hugging Face GPT-2

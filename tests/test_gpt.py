@@ -16,7 +16,6 @@ from mmcourse.gpt import (
     configure_optimizer,
     generate,
     load_hf_gpt2,
-    perplexity,
     top_k_filter,
     top_p_filter,
 )
@@ -119,13 +118,6 @@ def test_loss_equals_cross_entropy_by_hand():
     by_hand = -sum(log_probs[b, t, y[b, t]] for b, t in kept) / len(kept)
     assert abs(out.loss.item() - by_hand.item()) < 1e-5
     assert out.loss.item() == pytest.approx(F.cross_entropy(out.logits.reshape(-1, V), y.flatten()).item())
-
-
-def test_perplexity_of_a_uniform_guess_is_the_vocabulary_size():
-    assert perplexity(math.log(65)) == pytest.approx(65)
-    assert perplexity(torch.tensor(0.0)) == 1.0
-    with pytest.raises(ValueError, match="expected a non-negative mean cross-entropy, got -1"):
-        perplexity(-1)
 
 
 def test_clear_errors_for_bad_inputs():
