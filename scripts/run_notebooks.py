@@ -2,6 +2,7 @@
 
     python scripts/run_notebooks.py                      # every notebook, full mode, in place
     python scripts/run_notebooks.py 00 01 --mode smoke --no-save
+    python scripts/run_notebooks.py --record             # also store the times for the README (course_map.py)
 
 Notebooks are committed with the outputs of a full run: run this before committing a change
 to a notebook. Each run prints the wall time and the kernel's peak resident memory.
@@ -19,6 +20,9 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import course_map  # noqa: E402  (a sibling script)
+
 NOTEBOOKS = ROOT / "notebooks"
 
 
@@ -70,10 +74,13 @@ def main() -> None:
     parser.add_argument("--mode", choices=("full", "smoke"), default="full")
     parser.add_argument("--no-save", action="store_true", help="do not write the outputs back")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument("--record", action="store_true", help="store the times in notebooks/timings.json")
     args = parser.parse_args()
     for path in select(args.names):
         seconds, memory = run(path, args.mode, save=not args.no_save, timeout=args.timeout)
         print(f"{path.name}\t{args.mode}\t{seconds:.1f} s\t{memory:.0f} MiB peak", flush=True)
+        if args.record:
+            course_map.record(path.stem, args.mode, seconds, memory)
 
 
 if __name__ == "__main__":
