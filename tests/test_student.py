@@ -164,3 +164,24 @@ def test_student_edition_has_no_solutions_keeps_checks_and_fails_friendly_in_a_k
     assert error.evalue == (
         "softmax: this exercise is not done yet: replace the `raise NotImplementedError` with your code"
     )
+
+
+# --------------------------------------------------------------------------- the real notebooks
+
+COURSE = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", COURSE, ids=[p.stem for p in COURSE])
+def test_student_edition_of_each_notebook_runs_up_to_its_first_exercise(path):
+    student = make_student.read_notebook(path)
+    summary = make_student.make_student(student, path.name)
+    assert summary.stubbed >= 1 and summary.checks >= 1, f"{path.name} has no exercise with a check"
+    first_check = next(i for i, c in enumerate(student.cells) if "check" in c.metadata.get("tags", []))
+    assert any("solution" in c.metadata.get("tags", []) for c in student.cells[:first_check])
+    client = NotebookClient(student, kernel_name="python3", timeout=300,
+                            resources={"metadata": {"path": str(path.parent)}})
+    with client.setup_kernel():
+        for index, cell in enumerate(student.cells[:first_check]):
+            client.execute_cell(cell, index)  # raises, naming the cell, if the lesson part fails
+        with pytest.raises(CellExecutionError, match="this exercise is not done yet"):
+            client.execute_cell(student.cells[first_check], first_check)
