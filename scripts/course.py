@@ -2,16 +2,19 @@
 
     python3 scripts/course.py start   # install everything into .venv, open JupyterLab on notebooks/
     python3 scripts/course.py test    # install if needed, run the package tests and every notebook
+    python3 scripts/course.py browser-test  # the widgets in headless Chromium (needs `chromium`)
 
 Only the standard library is used here, so it runs before anything is installed. The virtual
 environment lives in ``.venv`` at the top of the repository and is reinstalled whenever
-``pyproject.toml`` changes. Extra arguments go to JupyterLab (``start``) or pytest (``test``).
+``pyproject.toml`` changes. Extra arguments go to JupyterLab (``start``) or pytest (``test``,
+``browser-test``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -20,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 STAMP = VENV / "mmcourse-installed.sha256"
+BROWSER_STAMP = VENV / "mmcourse-browser-installed.sha256"
+BROWSER_TESTS = "tests/browser"
 MIN_PYTHON = (3, 10)
 
 
@@ -33,8 +38,8 @@ def project_fingerprint() -> str:
     return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
 
 
-def ensure_installed() -> Path:
-    """Create .venv and install the course into it, unless it is already up to date."""
+def ensure_installed(extras: str = "dev", stamp: Path = STAMP) -> Path:
+    """Create .venv and install the course with ``extras`` into it, unless it is already up to date."""
     if sys.version_info < MIN_PYTHON:
         sys.exit(
             f"mmcourse needs Python {'.'.join(map(str, MIN_PYTHON))} or newer, "
@@ -44,15 +49,15 @@ def ensure_installed() -> Path:
     if not python.exists():
         print(f"Creating the virtual environment in {VENV.name}/ ...", flush=True)
         venv.create(VENV, with_pip=True)
-    if STAMP.exists() and STAMP.read_text().strip() == project_fingerprint():
+    if stamp.exists() and stamp.read_text().strip() == project_fingerprint():
         return python
     print("Installing the course and its tools (first time: a few minutes) ...", flush=True)
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-e", f"{ROOT}[dev]"],
+         "-e", f"{ROOT}[{extras}]"],
         check=True,
     )
-    STAMP.write_text(project_fingerprint() + "\n")
+    stamp.write_text(project_fingerprint() + "\n")
     return python
 
 
@@ -68,7 +73,28 @@ def test(extra: list[str]) -> int:
     return subprocess.call([str(python), "-m", "pytest", *extra], cwd=ROOT, env=env)
 
 
-COMMANDS = {"start": start, "test": test}
+def find_chromium() -> str | None:
+    return os.environ.get("MMCOURSE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def browser_test(extra: list[str]) -> int:
+    """Run the browser check: JupyterLab and the attention explorer in headless Chromium."""
+    chromium = find_chromium()
+    if chromium is None:
+        print(
+            "The browser check needs Chromium, and none was found on PATH.\n"
+            "Install it with `sudo apt-get install chromium` (Debian/Ubuntu; the package is\n"
+            "`chromium-browser` on some systems), or point MMCOURSE_CHROMIUM at a Chromium binary."
+        )
+        return 1
+    # Playwright drives the system Chromium, so its own browser download is never needed.
+    python = ensure_installed("dev,browser", BROWSER_STAMP)
+    env = dict(os.environ, MMCOURSE_CHROMIUM=chromium)
+    env.setdefault("MMCOURSE_MODE", "smoke")
+    return subprocess.call([str(python), "-m", "pytest", BROWSER_TESTS, *extra], cwd=ROOT, env=env)
+
+
+COMMANDS = {"start": start, "test": test, "browser-test": browser_test}
 
 
 def main(argv: list[str]) -> int:

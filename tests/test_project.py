@@ -1,8 +1,13 @@
 """The repository keeps its promises: one set of pins, two commands, tests for every module,
-notebooks committed with full-run outputs and checked cells."""
+notebooks committed with full-run outputs and checked cells, and a browser check kept apart."""
 
+import importlib.util
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -14,6 +19,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SETUP_COMMAND = "python3 scripts/course.py start"
 TEST_COMMAND = "python3 scripts/course.py test"
+BROWSER_COMMAND = "python3 scripts/course.py browser-test"
 
 
 def requirements() -> list[str]:
@@ -43,6 +49,41 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_command():
     assert SETUP_COMMAND in readme and TEST_COMMAND in readme
     ci_lines = [l for l in (ROOT / ".ci" / "run").read_text().splitlines() if l and not l.startswith("#")]
     assert any(l.strip().endswith(TEST_COMMAND) for l in ci_lines), ci_lines
+
+
+def test_the_browser_check_has_its_own_command_extra_and_readme_section():
+    spec = importlib.util.spec_from_file_location("course", ROOT / "scripts" / "course.py")
+    course = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(course)
+    assert course.COMMANDS["browser-test"] is course.browser_test
+    assert (ROOT / course.BROWSER_TESTS / "test_widgets_in_browser.py").is_file()
+    browser_extra = PYPROJECT["project"]["optional-dependencies"]["browser"]
+    assert len(browser_extra) == 1 and re.fullmatch(r"playwright==\d+\.\d+\.\d+", browser_extra[0]), browser_extra
+    readme = (ROOT / "README.md").read_text()
+    assert "### Browser check" in readme and BROWSER_COMMAND in readme and "apt-get install chromium" in readme
+
+
+def test_the_browser_check_is_collected_only_when_named(tmp_path):
+    # tests/browser/conftest.py in a throwaway tree laid out like this one: pytest's real
+    # collection, without importing the course's test suite.
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntestpaths = tests\n")
+    browser = tmp_path / "tests" / "browser"
+    browser.mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "browser" / "conftest.py", browser)
+    (browser / "test_in_browser.py").write_text("def test_widgets():\n    pass\n")
+    (tmp_path / "tests" / "test_module.py").write_text("def test_module():\n    pass\n")
+
+    def collected(*args: str) -> list[str]:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+            cwd=tmp_path, capture_output=True, text=True,
+            env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        )
+        return [line for line in run.stdout.splitlines() if "::" in line]
+
+    assert collected() == ["tests/test_module.py::test_module"]  # the default run, as CI runs it
+    assert collected("tests/browser") == ["tests/browser/test_in_browser.py::test_widgets"]
+    assert collected("tests/browser/test_in_browser.py") == ["tests/browser/test_in_browser.py::test_widgets"]
 
 
 def test_every_module_has_a_test_file():
