@@ -4,8 +4,10 @@ Introduced in notebook 04; the encoder is reused by the contrastive (08), fusion
 multimodal (10) notebooks. The parts come in the order they compose:
 
     waveform (B, L) --frame--> (B, T, n_fft) --window, DFT--> STFT (B, n_fft//2+1, T)
-      --|.|^2--> power --mel filterbank--> (B, F, T) --log--> log-mel --AudioEncoder-->
-      pooled (B, C) and frames (B, T', C)
+      --|.|^2--> power --mel filterbank--> (B, F, T) --log--> log-mel --mean_normalize-->
+      (B, F, T) --AudioEncoder--> pooled (B, C) and frames (B, T', C)
+
+and, for training only, ``change_speed`` makes new voices from a waveform (B, L).
 
 Course audio is 8 kHz mono, one-second clips (8000 samples). With the defaults (``n_fft=256``,
 32 ms windows; ``hop_length=80``, 10 ms hops; ``center=True``) a clip gives T = 101 frames,
@@ -454,6 +456,64 @@ class LogMel(nn.Module):
             f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, hop_length={self.hop_length}, "
             f"n_mels={self.n_mels}, eps={self.eps}, center={self.center}"
         )
+
+
+# --------------------------------------------------------------------------- per-clip normalization
+
+def mean_normalize(log_mel: torch.Tensor, top_db: float = 40.0) -> torch.Tensor:
+    """Subtract each clip's mean log-mel over its loud frames; quiet frames become 0.
+
+    Introduced in notebook 04. ``log_mel`` is (B, F, T) or (F, T), natural-log power as
+    :func:`log_mel` gives; the result has the same shape. A frame is loud when its total mel
+    power, ``logsumexp`` over the F bins, is within ``top_db`` decibels of the clip's loudest
+    frame. A voice's timbre and the recording's loudness add (about) the same constant to a mel
+    bin in every frame of a log spectrum, so subtracting the per-bin mean over the loud frames
+    removes them (cepstral mean normalization); the silence and the faint edges of the word,
+    where that mean would be meaningless, are set to 0, the new mean.
+    """
+    if not isinstance(log_mel, torch.Tensor):
+        raise TypeError(f"expected log_mel to be a torch.Tensor, got {type(log_mel).__name__}")
+    if log_mel.ndim not in (2, 3) or 0 in log_mel.shape:
+        raise ValueError(f"expected log_mel of shape (B, F, T) or (F, T), got {tuple(log_mel.shape)}")
+    if not log_mel.is_floating_point():
+        raise TypeError(f"expected a floating-point log_mel, got {log_mel.dtype}")
+    if not top_db > 0:
+        raise ValueError(f"expected top_db > 0, got top_db={top_db}")
+    frame_level = torch.logsumexp(log_mel, dim=-2, keepdim=True)  # (B, 1, T): log total power
+    floor = frame_level.amax(dim=-1, keepdim=True) - top_db / 10 * math.log(10)  # dB -> natural log
+    loud = (frame_level > floor).to(log_mel.dtype)  # (B, 1, T); the loudest frame always counts
+    mean = (log_mel * loud).sum(dim=-1, keepdim=True) / loud.sum(dim=-1, keepdim=True)  # (B, F, 1)
+    return (log_mel - mean) * loud
+
+
+# --------------------------------------------------------------------------- speed augmentation
+
+def change_speed(x: torch.Tensor, rate: float) -> torch.Tensor:
+    """Play waveforms ``rate`` times as fast, keeping their length: (B, L) or (L,), same shape.
+
+    Introduced in notebook 04, where it makes new training voices from old ones: playing
+    faster raises the pitch and the formants together, as a shorter vocal tract would. The
+    signal is resampled to L' = ``round(L / rate)`` samples by linear interpolation (sample i
+    of the result is read at position ``(i + 0.5) * L / L' - 0.5`` of the input, clamped to
+    the ends, as ``torch.nn.functional.interpolate(mode="linear", align_corners=False)``
+    does; L / L' is ``rate`` up to the rounding of L'), then cut or
+    zero-padded back to L samples about the middle, so a centred word stays centred. Linear
+    interpolation does not filter before it drops samples; for the small changes used as
+    augmentation (0.8 to 1.25) the aliasing it lets through is faint.
+    """
+    _check_waveform(x)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+        raise ValueError(f"expected rate to be a number > 0, got {rate!r}")
+    length = x.shape[-1]
+    new_length = round(length / rate)
+    if new_length < 1:
+        raise ValueError(f"rate={rate} leaves no sample of a waveform of L={length} samples")
+    batched = x if x.ndim == 2 else x.unsqueeze(0)  # (B, L)
+    stretched = F.interpolate(batched.unsqueeze(1), size=new_length, mode="linear", align_corners=False)
+    stretched = stretched.squeeze(1)  # (B, L')
+    left = (length - new_length) // 2
+    out = F.pad(stretched, (left, length - new_length - left))  # negative padding cuts: (B, L)
+    return out if x.ndim == 2 else out.squeeze(0)
 
 
 # --------------------------------------------------------------------------- encoder

@@ -40,7 +40,7 @@ SPLITS = ("train", "val", "test")
 # the same values and tests/test_data.py checks that the two agree.
 CHECKSUMS = {
     "mnist.npz": "8b55127bc81efe2dacc796d06797dc68b308851871e90e026361305d86b073d9",
-    "spoken.npz": "6ddc6aff4055463eba3d8d350ec67fb8644d39ecde2a6f9b44d2a48786f678a2",
+    "spoken.npz": "4846ec6e96d966389ae03f6b1f9dbebbbe89c9e154e1f4bcf985681b5d280e8c",
     "shakespeare.txt.gz": "978bb89256f6a24505d23ce164698ac7864720b337cd4ee07f42229365f4761b",
     "shakespeare_plays.json": "a3edd30c8e31cafcd429af6ff7491a929f772e8ca47be487d903a015ca0e0022",
 }
@@ -235,8 +235,9 @@ class SpokenWords(Dataset):
 
     Introduced in notebook 00; notebook 04 trains an audio encoder on it. The waveform is
     float32 (T,) with T = 8000 (one second at :data:`SAMPLE_RATE`), in [-1, 1]; the word sits in
-    the middle with silence around it. The voices are synthetic (espeak-ng and flite), each
-    word is spoken by each voice at two speeds and two pitches.
+    the middle with silence around it. The voices are synthetic (39 voices of the speech
+    synthesisers espeak-ng, flite and MBROLA); each word is spoken by each voice at two speeds
+    and two pitches.
 
     ``words`` picks some of :data:`WORDS` (default: all 18); labels are then positions in
     ``words``, so ``self.words[label]`` is always the word. Splits are speaker-disjoint: each

@@ -20,6 +20,8 @@ from mmcourse.audio import (
     hz_to_mel,
     log_mel,
     mel_filterbank,
+    change_speed,
+    mean_normalize,
     mel_to_hz,
     num_frames,
     power_spectrogram,
@@ -376,6 +378,97 @@ def test_encoder_overfits_a_tiny_batch():
     assert initial > 1.0 and loss.item() < 0.05
 
 
+# --------------------------------------------------------------------------- per-clip normalization
+
+def numpy_mean_normalize(log_mel: np.ndarray, top_db: float) -> np.ndarray:
+    """The definition clip by clip and frame by frame, in NumPy and decibels."""
+    out = np.zeros_like(log_mel)
+    for b, clip in enumerate(log_mel):  # (F, T)
+        level_db = [10 * np.log10(np.exp(clip[:, t]).sum()) for t in range(clip.shape[1])]
+        loud = [t for t in range(clip.shape[1]) if level_db[t] > max(level_db) - top_db]
+        mean = clip[:, loud].mean(axis=1)
+        for t in loud:
+            out[b, :, t] = clip[:, t] - mean
+    return out
+
+
+def test_mean_normalize_by_hand():
+    # two mel bins, three frames; frame 2 is 50 dB below frame 0, so it is quiet at 40 dB
+    powers = torch.tensor([[[1.0, 0.2, 1e-5], [3.0, 0.6, 1e-5]]], dtype=torch.float64)
+    out = mean_normalize(torch.log(powers))
+    # loud frames 0 and 1: per-bin means log(sqrt(0.2)) and log(sqrt(1.8)), i.e. out = ±log(sqrt(5))
+    half = math.log(5) / 2
+    expected = torch.tensor([[[half, -half, 0.0], [half, -half, 0.0]]], dtype=torch.float64)
+    torch.testing.assert_close(out, expected, **TOL[torch.float64])
+    # at 60 dB the third frame is loud too, and the means include it
+    assert mean_normalize(torch.log(powers), top_db=60.0)[0, :, 2].abs().min() > 1.0
+
+
+@pytest.mark.parametrize("top_db", [20.0, 40.0, 80.0])
+def test_mean_normalize_matches_numpy_definition(top_db):
+    waves = signal(3, 4000) * torch.linspace(0, 1, 4000) ** 3  # a fade-in: quiet to loud frames
+    features = log_mel(waves)
+    expected = numpy_mean_normalize(features.numpy(), top_db)
+    torch.testing.assert_close(mean_normalize(features, top_db), torch.from_numpy(expected), **TOL[torch.float64])
+    assert torch.equal(mean_normalize(features[1], top_db), mean_normalize(features, top_db)[1])
+
+
+def test_mean_normalize_removes_gain_and_colour_and_centres_loud_frames():
+    features = log_mel(signal(2, 4000, seed=1) * torch.linspace(0, 1, 4000))  # (2, 40, 51)
+    out = mean_normalize(features)
+    loud = out.abs().amax(dim=1) > 0  # (2, T): quiet frames are exactly 0
+    assert 0 < loud.sum() < loud.numel()
+    loud_mean = out.sum(dim=-1) / loud.sum(dim=-1, keepdim=True)  # (2, 40)
+    torch.testing.assert_close(loud_mean, torch.zeros_like(loud_mean), **TOL[torch.float64])
+    # a gain and a per-bin colour add a constant to each mel bin of a log spectrum
+    colour = torch.linspace(-3.0, 2.0, 40, dtype=torch.float64)[:, None] + math.log(7.0)
+    torch.testing.assert_close(mean_normalize(features + colour), out, **TOL[torch.float64])
+
+
+# --------------------------------------------------------------------------- speed augmentation
+
+def numpy_change_speed(x: np.ndarray, rate: float) -> np.ndarray:
+    """Linear interpolation at positions (i + 0.5) L / L' - 0.5, then centred in L samples."""
+    length = len(x)
+    new_length = round(length / rate)
+    positions = np.clip((np.arange(new_length) + 0.5) * length / new_length - 0.5, 0, length - 1)
+    stretched = np.interp(positions, np.arange(length), x)
+    out = np.zeros(length)
+    left = (length - new_length) // 2
+    if left >= 0:
+        out[left:left + new_length] = stretched
+    else:
+        out[:] = stretched[-left:-left + length]
+    return out
+
+
+def test_change_speed_by_hand():
+    x = torch.arange(8.0, dtype=torch.float64)
+    # twice as fast: 4 samples read at 0.5, 2.5, 4.5, 6.5, padded by 2 on each side
+    assert change_speed(x, 2.0).tolist() == [0, 0, 0.5, 2.5, 4.5, 6.5, 0, 0]
+    # half as fast: 16 samples read at 0.5 i - 0.25 (clamped at 0); the middle 8 are kept
+    assert change_speed(x, 0.5).tolist() == [1.75, 2.25, 2.75, 3.25, 3.75, 4.25, 4.75, 5.25]
+    assert torch.equal(change_speed(x, 1.0), x)
+
+
+@pytest.mark.parametrize("rate", [0.8, 0.85, 1.18, 1.25, 3.0])
+def test_change_speed_matches_numpy_interp(rate):
+    x = signal(2, 1001)
+    out = change_speed(x, rate)
+    assert out.shape == x.shape
+    for row, ours in zip(x.numpy(), out):
+        torch.testing.assert_close(ours, torch.from_numpy(numpy_change_speed(row, rate)), **TOL[torch.float64])
+    assert torch.equal(change_speed(x[1], rate), out[1])
+
+
+def test_change_speed_moves_a_tone_to_rate_times_its_frequency():
+    t = torch.arange(8000, dtype=torch.float64) / 8000
+    tone = torch.sin(2 * math.pi * 400 * t)  # 400 Hz: bin 400 of a one-second FFT
+    for rate, expected_hz in ((1.25, 500), (0.8, 320)):
+        spectrum = torch.fft.rfft(change_speed(tone, rate)).abs()
+        assert spectrum.argmax().item() == expected_hz
+
+
 # --------------------------------------------------------------------------- clear errors
 
 @pytest.mark.parametrize("call, error, message", [
@@ -411,6 +504,18 @@ def test_encoder_overfits_a_tiny_batch():
      ValueError, "expected eps > 0"),
     (lambda: AudioEncoder(n_mels=40)(torch.zeros(2, 64, 101)),
      ValueError, r"expected log_mel of shape \(B, F, T\) with F = n_mels = 40, got \(2, 64, 101\)"),
+    (lambda: mean_normalize(torch.zeros(40, 101, 2, 1)),
+     ValueError, r"expected log_mel of shape \(B, F, T\) or \(F, T\), got \(40, 101, 2, 1\)"),
+    (lambda: mean_normalize(torch.zeros(2, 40, 101, dtype=torch.int64)),
+     TypeError, "expected a floating-point log_mel, got torch.int64"),
+    (lambda: mean_normalize(torch.zeros(2, 40, 101), top_db=0.0),
+     ValueError, "expected top_db > 0, got top_db=0.0"),
+    (lambda: change_speed(torch.zeros(100), 0.0),
+     ValueError, "expected rate to be a number > 0, got 0.0"),
+    (lambda: change_speed(torch.zeros(100), 500.0),
+     ValueError, "rate=500.0 leaves no sample of a waveform of L=100 samples"),
+    (lambda: change_speed(torch.zeros(100, dtype=torch.int16), 1.1),
+     TypeError, "expected a floating-point waveform x, got torch.int16"),
     (lambda: AudioEncoder(n_mels=40).to_spectrogram_frames(torch.zeros(5), 101),
      ValueError, r"T' = ceil\(101 / 4\) = 26, got \(5,\)"),
 ])

@@ -101,7 +101,7 @@ def test_spoken_constants_match_the_file():
     assert SAMPLE_RATE == int(raw["sample_rate"]) == 8000
     assert tuple(raw["words"]) == WORDS and len(WORDS) == 18
     assert WORDS[:10] == ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-    assert raw["waveform"].shape == (1440, 8000) and raw["waveform"].dtype == np.int16
+    assert raw["waveform"].shape == (2808, 8000) and raw["waveform"].dtype == np.int16
 
 
 def test_spoken_items_have_stated_shapes_types_and_ranges():
@@ -143,10 +143,25 @@ def test_spoken_splits_never_share_a_voice():
         clips = SpokenWords(split)
         voices[split] = {clips.info(i).voice for i in range(len(clips))}
         assert voices[split] == set(clips.voices)
-    assert [len(voices[s]) for s in SPLITS] == [14, 3, 3]
+    assert [len(voices[s]) for s in SPLITS] == [28, 5, 6]
     assert not voices["train"] & voices["test"]
     assert not voices["train"] & voices["val"]
     assert not voices["val"] & voices["test"]
+
+
+def test_spoken_every_split_has_both_sexes_and_every_engine():
+    # each held-out voice is a new speaker of a kind training has: same engine, same sex
+    raw = np.load(DATA / "spoken.npz")
+    kinds = {split: set() for split in SPLITS}
+    for name, sex, split in zip(raw["voice_names"], raw["voice_sex"], raw["voice_split"]):
+        kinds[SPLITS[split]].add((str(name).split()[0], str(sex)))
+    engines = {"espeak-ng", "flite", "mbrola"}
+    assert {engine for engine, _ in kinds["train"]} == engines
+    assert kinds["train"] == {(engine, sex) for engine in engines for sex in ("female", "male")}
+    for split in ("val", "test"):
+        assert kinds[split] <= kinds["train"]
+        assert {sex for _, sex in kinds[split]} == {"female", "male"}
+        assert {engine for engine, _ in kinds[split]} == engines
 
 
 def test_spoken_every_word_equally_often_in_every_split():
@@ -161,7 +176,7 @@ def test_spoken_every_word_equally_often_in_every_split():
 def test_spoken_word_subset_relabels_to_positions():
     clips = SpokenWords("val", words=["triangle", "red"])
     assert clips.words == ("triangle", "red")
-    assert set(clips.labels.tolist()) == {0, 1} and len(clips) == 2 * 3 * 4
+    assert set(clips.labels.tolist()) == {0, 1} and len(clips) == 2 * 5 * 4
     for i in range(len(clips)):
         assert clips.info(i).word == clips.words[clips[i][1]]
 
