@@ -195,6 +195,10 @@ def main(argv: list[str] | None = None) -> list[float]:
             if args.out:
                 train.save_checkpoint(args.out, model=model, losses=losses, world_size=where.world_size,
                                       config=asdict(config), settings=vars(args))
+        if where.world_size > 1:
+            # Leave together: a rank that tears down its gloo links while rank 0 still writes the
+            # checkpoint can abort ("terminate called without an active exception").
+            dist.barrier()
         return losses
     finally:
         teardown()
