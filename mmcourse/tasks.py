@@ -23,16 +23,11 @@ import torch
 from torch import Tensor
 
 from .data import DIGIT_WORDS, SpokenWords
-from .shapes import COUNTS, SHAPES, Scene
+from .shapes import COUNTS, SHAPES, Scene, _check_scene
 
 __all__ = ["summary", "dialogue", "trim_silence", "digit_sequences"]
 
 ATTRIBUTES = ("shape", "colour", "size")
-
-
-def _check_scene(scene: object) -> None:
-    if not isinstance(scene, Scene):
-        raise TypeError(f"expected a Scene, got {type(scene).__name__}")
 
 
 def _check_rng(rng: object) -> None:
