@@ -15,12 +15,19 @@ hand. A notebook with no measurement shows an empty cell, never a guess.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+
+try:
+    import fcntl  # POSIX; on Windows records are not locked, so time one notebook at a time there
+except ImportError:
+    fcntl = None
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMINGS = ROOT / "notebooks" / "timings.json"
@@ -56,21 +63,41 @@ def load(path: Path = TIMINGS) -> dict:
     return timings
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``'s sibling ``.lock`` file: one read-modify-write at a time."""
+    if fcntl is None:
+        yield
+        return
+    with open(path.with_suffix(path.suffix + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def record(notebook: str, mode: str, seconds: float, peak_mib: float, path: Path = TIMINGS) -> None:
-    """Store one measured run, replacing an earlier one of the same notebook, mode and machine kind."""
+    """Store one measured run, replacing an earlier one of the same notebook, mode and machine kind.
+
+    Runs timed at the same moment (two ``run_notebooks.py --record`` in parallel) each keep their
+    entry: the read, the change and the write happen under a file lock.
+    """
     kind, description = machine()
-    timings = load(path)
-    timings.setdefault(notebook, {}).setdefault(mode, {})[kind] = {
+    entry = {
         "seconds": round(seconds, 1),
         "peak_mib": round(peak_mib),
         "machine": description,
         "load_average": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,
         "date": date.today().isoformat(),
     }
-    text = json.dumps(dict(sorted(timings.items())), indent=2, ensure_ascii=False) + "\n"
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)  # atomic: a crash never leaves half a file
+    with _locked(path):
+        timings = load(path)
+        timings.setdefault(notebook, {}).setdefault(mode, {})[kind] = entry
+        text = json.dumps(dict(sorted(timings.items())), indent=2, ensure_ascii=False) + "\n"
+        partial = path.with_suffix(f".json.partial{os.getpid()}")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)  # atomic: a crash never leaves half a file
 
 
 def format_time(seconds: float) -> str:

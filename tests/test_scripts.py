@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import multiprocessing
 import sys
 from pathlib import Path
 
@@ -46,7 +47,29 @@ def test_record_stores_each_run_and_replaces_an_older_one(tmp_path):
     kind = course_map.machine()[0]
     assert timings["00_welcome"]["smoke"][kind]["seconds"] == 10.0
     assert timings["00_welcome"]["full"][kind]["peak_mib"] == 512
-    assert not list(tmp_path.glob("*.partial"))
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def _record_many(path: str, notebook: str) -> None:
+    for seconds in range(20):
+        course_map.record(notebook, "smoke", float(seconds), 100.0, Path(path))
+
+
+@pytest.mark.skipif(course_map.fcntl is None, reason="records are locked with fcntl, which this system lacks")
+def test_records_written_at_the_same_time_all_survive(tmp_path):
+    """Parallel `run_notebooks.py --record` runs: each one's read-modify-write must keep the others' entries."""
+    path = tmp_path / "timings.json"
+    names = [f"{i:02d}_notebook" for i in range(6)]
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_record_many, args=(str(path), name)) for name in names]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    timings = json.loads(path.read_text())
+    assert sorted(timings) == names, "an entry written by one process was lost to another's write"
+    assert all(timings[name]["smoke"][course_map.machine()[0]]["seconds"] == 19.0 for name in names)
 
 
 def test_render_fills_only_the_measured_columns():
