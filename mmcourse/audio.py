@@ -8,6 +8,7 @@ multimodal (10) notebooks. The parts come in the order they compose:
       (B, F, T) --AudioEncoder--> pooled (B, C) and frames (B, T', C)
 
 and, for training only, ``change_speed`` makes new voices from a waveform (B, L).
+``trim_silence`` cuts a clip (L,) to its loud part, e.g. to join spoken words into a sentence.
 
 Course audio is 8 kHz mono, one-second clips (8000 samples). With the defaults (``n_fft=256``,
 32 ms windows; ``hop_length=80``, 10 ms hops; ``center=True``) a clip gives T = 101 frames,
@@ -484,6 +485,30 @@ def mean_normalize(log_mel: torch.Tensor, top_db: float = 40.0) -> torch.Tensor:
     loud = (frame_level > floor).to(log_mel.dtype)  # (B, 1, T); the loudest frame always counts
     mean = (log_mel * loud).sum(dim=-1, keepdim=True) / loud.sum(dim=-1, keepdim=True)  # (B, F, 1)
     return (log_mel - mean) * loud
+
+
+# --------------------------------------------------------------------------- trimming silence
+
+def trim_silence(waveform: torch.Tensor, threshold: float = 0.05, frame_length: int = 80) -> torch.Tensor:
+    """The loud part of a clip ``(L,)`` → ``(L',)``, cut at whole frames of ``frame_length`` samples.
+
+    Introduced in notebook 11. A frame is loud when its largest absolute sample reaches
+    ``threshold`` times the clip's largest; the result runs from the first loud frame to the
+    last (quiet frames between them stay). A trailing part shorter than a frame is ignored.
+    """
+    if not isinstance(waveform, torch.Tensor) or waveform.dim() != 1 or len(waveform) < frame_length:
+        shape = tuple(waveform.shape) if isinstance(waveform, torch.Tensor) else type(waveform).__name__
+        raise ValueError(f"expected a waveform of shape (L,) with L >= frame_length = {frame_length}, got {shape}")
+    if not waveform.is_floating_point():
+        raise TypeError(f"expected a floating waveform in [-1, 1], got {waveform.dtype}")
+    if not 0 < threshold < 1:
+        raise ValueError(f"expected 0 < threshold < 1, got {threshold}")
+    n_frames = len(waveform) // frame_length
+    level = waveform[: n_frames * frame_length].reshape(n_frames, frame_length).abs().amax(dim=1)  # (frames,)
+    if level.max() == 0:  # an all-zero clip has no loud part
+        return waveform[:0]
+    loud = torch.nonzero(level >= threshold * level.max()).flatten()
+    return waveform[loud[0] * frame_length: (loud[-1] + 1) * frame_length]
 
 
 # --------------------------------------------------------------------------- speed augmentation

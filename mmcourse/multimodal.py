@@ -5,7 +5,8 @@ in the spirit of a vision-language model: an image encoder, an audio encoder, on
 modality, and a language model that does the rest. The file reads in the order the parts compose:
 
 1. :class:`MultimodalConfig`, the sizes and the two choices (which modalities, how to fuse);
-2. :class:`ModalityProjector`: encoder width → the GPT's width ``C``;
+2. :class:`ModalityProjector`: encoder width → the GPT's width ``C``, and
+   :class:`PlacedProjector`, which adds a learned position per token (for cross-attention);
 3. :class:`ModalityLayout` and :class:`MultimodalOutput`: where each modality sits in what the
    decoder attends over, and the attention of the text positions over the image and the audio;
 4. :class:`MultimodalGPT`: encode → project → fuse → decode, and :meth:`MultimodalGPT.generate`.
@@ -37,7 +38,7 @@ from torch import Tensor, nn
 from mmcourse import gpt
 from mmcourse.audio import AudioEncoder
 from mmcourse.gpt import GPT, GPTConfig
-from mmcourse.vision import CNNEncoder, PatchEmbedding
+from mmcourse.vision import CNNEncoder, PatchEmbedding, image_tokens
 
 __all__ = [
     "MODALITIES",
@@ -46,6 +47,7 @@ __all__ = [
     "IMAGE_ENCODERS",
     "MultimodalConfig",
     "ModalityProjector",
+    "PlacedProjector",
     "ModalityLayout",
     "MultimodalOutput",
     "MultimodalGPT",
@@ -194,6 +196,44 @@ class ModalityProjector(nn.Module):
         return self.net(x)
 
 
+class PlacedProjector(nn.Module):
+    """A projector, then one learned position vector added to each of its ``N`` tokens.
+
+    Introduced in notebook 10. ``(B, N, in_dim)`` → ``(B, N, out_dim)``, equal to
+    ``projector(x) + position`` with ``position`` of shape ``(N, out_dim)``.
+
+    Why: in cross-attention fusion the image tokens are only the keys and values of the
+    decoder's cross-attention, and the GPT's position embeddings never reach them. Attention
+    treats its keys as a set, so unless the tokens say where they are, the decoder cannot
+    tell "the circle at the top left" from "the circle at the bottom right". A CNN's feature
+    map says *what* is in each patch, not *which* patch it is. One learned vector per token
+    tells them apart, as ``PatchEmbedding(positional=True)`` does for a vision transformer.
+    Positions start at GPT-2's scale (normal, std 0.02).
+
+    Use it in place of a model's projector; :meth:`MultimodalGPT.encode` and ``generate`` then
+    go through it::
+
+        model.image_projector = PlacedProjector(model.image_projector, n_tokens=16)
+    """
+
+    def __init__(self, projector: ModalityProjector, n_tokens: int) -> None:
+        super().__init__()
+        if not isinstance(projector, ModalityProjector):
+            raise TypeError(f"expected a ModalityProjector to wrap, got {type(projector).__name__}")
+        _check_positive_int("PlacedProjector", "n_tokens", n_tokens)
+        self.projector = projector
+        self.in_dim, self.out_dim, self.n_tokens = projector.in_dim, projector.out_dim, n_tokens
+        self.position = nn.Parameter(torch.randn(n_tokens, projector.out_dim) * 0.02)  # (N, C)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[1] != self.n_tokens:
+            raise ValueError(
+                f"expected encoder tokens of shape (B, {self.n_tokens}, {self.in_dim}), one per position, "
+                f"got {_shape(x)}"
+            )
+        return self.projector(x) + self.position  # (B, N, C)
+
+
 # --------------------------------------------------------------------------- layout and output
 
 @dataclass(frozen=True)
@@ -336,16 +376,20 @@ class MultimodalGPT(nn.Module):
         self._check_modalities(image, audio)
         parts = []
         if image is not None:
-            parts.append(self.image_projector(self._image_features(image)))  # (B, N, C)
+            parts.append(self.image_projector(self.image_features(image)))  # (B, N, C)
         if audio is not None:
             parts.append(self.audio_projector(self.audio_encoder(audio).frames))  # (B, T', C)
         return torch.cat(parts, dim=1) if parts else None
 
-    def _image_features(self, image: Tensor) -> Tensor:
-        if isinstance(self.image_encoder, PatchEmbedding):
-            return self.image_encoder(image)  # (B, N, image_dim)
-        _, features = self.image_encoder(image, return_features=True)  # (B, image_dim, h, w)
-        return features.flatten(2).transpose(1, 2)  # (B, N, image_dim), row-major like patches
+    def image_features(self, image: Tensor) -> Tensor:
+        """The image encoder's tokens before projection: ``(B, 3, H, W)`` → ``(B, N, image_dim)``, row-major.
+
+        With a frozen encoder these are the same at every step, so a training loop can compute
+        them once and pass ``image_projector(features)`` to the decoder as :meth:`encode` does.
+        """
+        if self.image_encoder is None:
+            raise ValueError(f"this model has no image encoder (config.modalities={self.config.modalities})")
+        return image_tokens(self.image_encoder, image)
 
     def layout(self, n_text: int, image: Tensor | None = None, audio: Tensor | None = None) -> ModalityLayout:
         """The :class:`ModalityLayout` for ``n_text`` text tokens and these inputs (only their shapes count)."""

@@ -9,9 +9,9 @@ give the same texts:
    leaving out positions, colours and sizes;
 2. :func:`dialogue`: a three-turn conversation about one object of a scene, whose later
    questions say "it" and so can only be answered with the earlier turns in view;
-3. :func:`trim_silence` and :func:`digit_sequences`: utterances of two to four spoken digits,
-   made by cutting the silence around single-word clips of one voice and placing them one
-   after the other at a steady pace, with their transcripts.
+3. :func:`digit_sequences`: utterances of two to four spoken digits, made by cutting the
+   silence around single-word clips of one voice (:func:`mmcourse.audio.trim_silence`) and
+   placing them one after the other at a steady pace, with their transcripts.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .audio import trim_silence
 from .data import DIGIT_WORDS, SpokenWords
 from .shapes import COUNTS, SHAPES, Scene, _check_scene
 
-__all__ = ["summary", "dialogue", "trim_silence", "digit_sequences"]
+__all__ = ["summary", "dialogue", "digit_sequences"]
 
 ATTRIBUTES = ("shape", "colour", "size")
 
@@ -76,28 +77,6 @@ def dialogue(scene: Scene, rng: np.random.Generator) -> list[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- 3. spoken digit sequences
 
-def trim_silence(waveform: Tensor, threshold: float = 0.05, frame_length: int = 80) -> Tensor:
-    """The loud part of a clip ``(L,)`` → ``(L',)``, cut at whole frames of ``frame_length`` samples.
-
-    Introduced in notebook 11. A frame is loud when its largest absolute sample reaches
-    ``threshold`` times the clip's largest; the result runs from the first loud frame to the
-    last (quiet frames between them stay). A trailing part shorter than a frame is ignored.
-    """
-    if not isinstance(waveform, Tensor) or waveform.dim() != 1 or len(waveform) < frame_length:
-        shape = tuple(waveform.shape) if isinstance(waveform, Tensor) else type(waveform).__name__
-        raise ValueError(f"expected a waveform of shape (L,) with L >= frame_length = {frame_length}, got {shape}")
-    if not waveform.is_floating_point():
-        raise TypeError(f"expected a floating waveform in [-1, 1], got {waveform.dtype}")
-    if not 0 < threshold < 1:
-        raise ValueError(f"expected 0 < threshold < 1, got {threshold}")
-    n_frames = len(waveform) // frame_length
-    level = waveform[: n_frames * frame_length].reshape(n_frames, frame_length).abs().amax(dim=1)  # (frames,)
-    if level.max() == 0:  # an all-zero clip has no loud part
-        return waveform[:0]
-    loud = torch.nonzero(level >= threshold * level.max()).flatten()
-    return waveform[loud[0] * frame_length: (loud[-1] + 1) * frame_length]
-
-
 def digit_sequences(
     dataset: SpokenWords,
     n: int,
@@ -110,7 +89,7 @@ def digit_sequences(
     Introduced in notebook 11. ``dataset`` is a :class:`mmcourse.data.SpokenWords` with
     ``words=DIGIT_WORDS``. Each utterance draws a voice of the dataset, a number of digits
     uniform in ``lengths`` (both ends included) and, for each digit, a clip of that voice saying
-    it (any speed and pitch). Each clip is cut to its loud part (:func:`trim_silence`) and put in
+    it (any speed and pitch). Each clip is cut to its loud part (:func:`mmcourse.audio.trim_silence`) and put in
     the middle of a **slot** of ``slot`` samples (0.6 s by default; a word longer than the slot
     loses its ends), and the slots follow each other: digit ``k`` is spoken around sample
     ``(k + 1/2) * slot``, like a number read out at a steady pace. Shorter utterances are padded

@@ -9,7 +9,9 @@ Introduced in notebook 02. The file follows the notebook:
 3. max and average pooling on the same columns;
 4. :class:`CNNEncoder`, the image encoder the contrastive and multimodal notebooks reuse;
 5. :class:`PatchEmbedding`, the bridge to transformers: an image cut into patches, each patch
-   a token. A strided convolution *is* :func:`patchify` followed by a linear layer.
+   a token. A strided convolution *is* :func:`patchify` followed by a linear layer;
+6. :func:`image_tokens`: the tokens of either encoder, the CNN's being the positions of its
+   last feature map.
 
 Shapes: ``B`` batch, ``C`` channels, ``H, W`` height and width, ``N`` patches.
 """
@@ -357,3 +359,25 @@ class PatchEmbedding(nn.Module):
             raise ValueError(f"expected x of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         tokens = self.proj(x).flatten(2).transpose(1, 2)                 # (B, N, dim)
         return tokens if self.pos is None else tokens + self.pos
+
+
+# --------------------------------------------------------------------------- 6. tokens from an image encoder
+
+def image_tokens(encoder: nn.Module, x: Tensor) -> Tensor:
+    """Images ``(B, C_in, H, W)`` → one token per position, ``(B, N, C)``, in row-major order.
+
+    Introduced in notebook 10. For a :class:`CNNEncoder` the tokens are the ``N = h * w``
+    positions of its last feature map (each sees a window of the image around its place, wider
+    than its share of the grid); for a :class:`PatchEmbedding`, or any module that maps images
+    to ``(B, N, C)``, they are what the module returns.
+    """
+    if not isinstance(encoder, nn.Module):
+        raise TypeError(f"expected the encoder to be an nn.Module, got {type(encoder).__name__}")
+    if isinstance(encoder, CNNEncoder):
+        _, features = encoder(x, return_features=True)                   # (B, C, h, w)
+        return features.flatten(2).transpose(1, 2)                       # (B, h * w, C)
+    tokens = encoder(x)
+    if not isinstance(tokens, Tensor) or tokens.dim() != 3:
+        shape = tuple(tokens.shape) if isinstance(tokens, Tensor) else type(tokens).__name__
+        raise ValueError(f"expected {type(encoder).__name__} to return tokens (B, N, C), got {shape}")
+    return tokens

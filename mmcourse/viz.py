@@ -417,10 +417,15 @@ def image_grid(
     nrows = math.ceil(len(pictures) / ncols)
     # Wrap captions to the column width ourselves: tight_layout measures explicit line breaks,
     # but not matplotlib's own wrapping, so wrapped titles would overlap the row above.
-    captions = [textwrap.fill(caption, _CAPTION_CHARS) for caption in captions] if captions else None
+    # A line break written in a caption starts a new line; each line is wrapped on its own.
+    captions = (
+        ["\n".join(textwrap.fill(line, _CAPTION_CHARS) for line in caption.split("\n")) for caption in captions]
+        if captions else None
+    )
     caption_lines = max((caption.count("\n") + 1 for caption in captions), default=0) if captions else 0
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(1.8 * ncols, (1.8 + 0.16 * caption_lines) * nrows + 0.2), squeeze=False
+        nrows, ncols, figsize=(1.8 * ncols, (1.8 + 0.16 * caption_lines) * nrows + 0.2), squeeze=False,
+        layout="constrained",  # makes room for the tallest caption of each row, which tight_layout can miss
     )
     for index, ax in enumerate(axes.ravel()):
         ax.axis("off")  # pixel coordinates say nothing here; the captions do
@@ -433,7 +438,6 @@ def image_grid(
                 ax.set_title(captions[index], fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 

@@ -23,6 +23,7 @@ from mmcourse.audio import (
     change_speed,
     mean_normalize,
     mel_to_hz,
+    trim_silence,
     num_frames,
     power_spectrogram,
     stft,
@@ -522,3 +523,17 @@ def test_change_speed_moves_a_tone_to_rate_times_its_frequency():
 def test_clear_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_trim_silence_cuts_whole_quiet_frames_by_hand():
+    wave = torch.zeros(800)
+    wave[250] = 1.0  # frame 3 (samples 240-319) is the loudest
+    wave[500] = -0.2  # frame 6 is loud enough for a threshold of 0.1
+    wave[700] = 0.01  # frame 8 is not
+    torch.testing.assert_close(trim_silence(wave, threshold=0.1), wave[240:560])
+    torch.testing.assert_close(trim_silence(wave, threshold=0.5), wave[240:320])
+    assert len(trim_silence(torch.zeros(400))) == 0
+    with pytest.raises(ValueError, match=r"expected a waveform of shape \(L,\) with L >= frame_length = 80, got \(2, 400\)"):
+        trim_silence(torch.zeros(2, 400))
+    with pytest.raises(TypeError, match="expected a floating waveform"):
+        trim_silence(torch.zeros(400, dtype=torch.int16))

@@ -16,9 +16,10 @@ from mmcourse.multimodal import (
     ModalityProjector,
     MultimodalConfig,
     MultimodalGPT,
+    PlacedProjector,
 )
 from mmcourse.shapes import Scene, SceneObject, render
-from mmcourse.vision import CNNEncoder, PatchEmbedding
+from mmcourse.vision import CNNEncoder, PatchEmbedding, image_tokens
 
 V, F_MELS, T_AUDIO = 20, 8, 13  # 13 spectrogram frames -> ceil(13 / 4) = 4 audio tokens
 N_IMAGE, N_AUDIO = 16, 4  # 32x32 images in 8x8 patches
@@ -323,6 +324,57 @@ def test_cnn_image_tokens_are_the_feature_map_in_row_major_order():
     rows = [features[:, :, r, c] for r in range(4) for c in range(4)]  # left to right, then down
     expected = projector_by_hand(model.image_projector, torch.stack(rows, dim=1))
     torch.testing.assert_close(model.encode(image), expected)
+
+
+def test_image_features_are_the_encoders_tokens_before_projection():
+    for encoder in ("patch", "cnn"):
+        model = tiny_model(image_encoder=encoder, modalities=("image",))
+        _, image, _ = inputs()
+        features = model.image_features(image)
+        assert features.shape == (2, N_IMAGE, 16)
+        torch.testing.assert_close(features, image_tokens(model.image_encoder, image))
+        torch.testing.assert_close(model.encode(image), projector_by_hand(model.image_projector, features))
+    with pytest.raises(ValueError, match=r"this model has no image encoder \(config.modalities=\('audio',\)\)"):
+        tiny_model(modalities=("audio",)).image_features(image)
+
+
+def test_placed_projector_adds_one_learned_position_per_token():
+    torch.manual_seed(0)
+    placed = PlacedProjector(ModalityProjector(16, 32), n_tokens=4)
+    x = torch.randn(3, 4, 16)
+    torch.testing.assert_close(placed(x), projector_by_hand(placed.projector, x) + placed.position)
+    assert placed.position.shape == (4, 32) and 0.01 < placed.position.std().item() < 0.03  # GPT-2's scale
+    same = x[:, :1].expand(3, 4, 16)  # one feature vector at all four places
+    out = placed(same)
+    assert not torch.allclose(out[:, 0], out[:, 1])  # the place alone now tells the tokens apart
+    assert sum(p.numel() for p in placed.parameters()) == sum(p.numel() for p in placed.projector.parameters()) + 4 * 32
+    with pytest.raises(ValueError, match=r"expected encoder tokens of shape \(B, 4, 16\), one per position, got \(3, 5, 16\)"):
+        placed(torch.randn(3, 5, 16))
+    with pytest.raises(TypeError, match="expected a ModalityProjector to wrap, got Linear"):
+        PlacedProjector(torch.nn.Linear(16, 32), 4)
+    with pytest.raises(ValueError, match="n_tokens"):
+        PlacedProjector(ModalityProjector(16, 32), 0)
+
+
+def test_cross_attention_reads_token_order_only_with_placed_projector():
+    """Attention treats its keys as a set: reordering the image tokens changes nothing unless they carry places."""
+    model = tiny_model(fusion="cross_attention", modalities=("image",), image_encoder="cnn")
+    idx, image, _ = inputs()
+    features = model.image_features(image)  # (B, 16, C_img)
+    reordered = features.flip(1)
+
+    def logits(feats: torch.Tensor) -> torch.Tensor:
+        return model.decoder(idx, context=model.image_projector(feats)).logits
+
+    torch.testing.assert_close(logits(reordered), logits(features))
+    torch.manual_seed(1)
+    model.image_projector = PlacedProjector(model.image_projector, n_tokens=N_IMAGE)
+    with torch.no_grad():
+        model.image_projector.position.mul_(50)  # large places, so their effect is far above rounding
+    assert not torch.allclose(logits(reordered), logits(features), atol=1e-3)
+    torch.testing.assert_close(model(idx, image=image).logits, logits(features))  # forward goes through it
+    generated = model.generate(idx, 3, image=image, greedy=True)
+    assert generated.shape == (2, idx.shape[1] + 3)
 
 
 # --------------------------------------------------------------------------- learning

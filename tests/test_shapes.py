@@ -29,6 +29,7 @@ from mmcourse.shapes import (
     questions,
     random_scene,
     render,
+    render_batch,
     split_of,
 )
 
@@ -124,6 +125,20 @@ def test_questions_follow_the_rng():
 
 
 # --------------------------------------------------------------------------- rendering
+
+def test_render_batch_stacks_render_channels_first(train_scenes):
+    scenes = train_scenes[:5]
+    images = render_batch(scenes, 64)
+    assert images.shape == (5, 3, 64, 64) and images.dtype == torch.uint8 and images.is_contiguous()
+    for image, scene in zip(images, scenes):
+        assert np.array_equal(image.permute(1, 2, 0).numpy(), render(scene, 64)[0])
+    with pytest.raises(ValueError, match="expected a non-empty sequence of Scene, got Scene"):
+        render_batch(scenes[0])
+    with pytest.raises(ValueError, match="expected a non-empty sequence of Scene, got list"):
+        render_batch([])
+    with pytest.raises(TypeError, match="expected a Scene, got str"):
+        render_batch(["not a scene"])
+
 
 @pytest.mark.parametrize("image_size", [32, 64])
 def test_render_pixels_masks_and_cells(train_scenes, image_size):

@@ -8,7 +8,8 @@ import torch
 
 from mmcourse import data, shapes
 from mmcourse.shapes import Scene, SceneObject
-from mmcourse.tasks import dialogue, digit_sequences, summary, trim_silence
+from mmcourse.audio import trim_silence
+from mmcourse.tasks import dialogue, digit_sequences, summary
 
 
 def scene(*objects: tuple[str, str, str, str]) -> Scene:
@@ -53,20 +54,6 @@ def test_dialogue_asks_each_attribute_once_about_one_object():
     assert len(orders) == 6  # every order of the three attributes occurs
     with pytest.raises(TypeError, match="expected rng to be a numpy.random.Generator, got int"):
         dialogue(THREE, 0)
-
-
-def test_trim_silence_cuts_whole_quiet_frames_by_hand():
-    wave = torch.zeros(800)
-    wave[250] = 1.0  # frame 3 (samples 240-319) is the loudest
-    wave[500] = -0.2  # frame 6 is loud enough for a threshold of 0.1
-    wave[700] = 0.01  # frame 8 is not
-    torch.testing.assert_close(trim_silence(wave, threshold=0.1), wave[240:560])
-    torch.testing.assert_close(trim_silence(wave, threshold=0.5), wave[240:320])
-    assert len(trim_silence(torch.zeros(400))) == 0
-    with pytest.raises(ValueError, match=r"expected a waveform of shape \(L,\) with L >= frame_length = 80, got \(2, 400\)"):
-        trim_silence(torch.zeros(2, 400))
-    with pytest.raises(TypeError, match="expected a floating waveform"):
-        trim_silence(torch.zeros(400, dtype=torch.int16))
 
 
 def test_digit_sequences_place_trimmed_clips_of_one_voice_in_slots():

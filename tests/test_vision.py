@@ -9,6 +9,7 @@ from mmcourse.vision import (
     CNNEncoder,
     PatchEmbedding,
     avg_pool2d,
+    image_tokens,
     conv2d_loops,
     conv2d_unfold,
     max_pool2d,
@@ -272,3 +273,18 @@ def test_patches_reject_bad_inputs_with_clear_messages():
         embed(torch.zeros(2, 3, 8, 12))
     with pytest.raises(ValueError, match=r"expected x of shape \(B, C, H, W\), got \(3, 8, 8\)"):
         embed(torch.zeros(3, 8, 8))
+
+
+def test_image_tokens_of_each_encoder_in_row_major_order():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 16)
+    cnn = CNNEncoder(3, (4, 8), norm="group")  # 16 -> 8 -> 4: a 4x4 feature map
+    _, features = cnn(x, return_features=True)
+    by_hand = torch.stack([features[:, :, r, c] for r in range(4) for c in range(4)], dim=1)  # rows, then down
+    torch.testing.assert_close(image_tokens(cnn, x), by_hand)
+    embed = PatchEmbedding(16, 4, 3, 6, positional=True)
+    torch.testing.assert_close(image_tokens(embed, x), embed(x))
+    with pytest.raises(ValueError, match=r"expected Sequential to return tokens \(B, N, C\), got \(2, 5\)"):
+        image_tokens(nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 5)), x)
+    with pytest.raises(TypeError, match="expected the encoder to be an nn.Module, got function"):
+        image_tokens(lambda images: images, x)

@@ -185,6 +185,20 @@ def test_image_grid_long_captions_stay_clear_of_the_row_above():
     plt.close(fig)
 
 
+def test_image_grid_keeps_written_line_breaks_and_clears_the_tallest_caption_of_a_row():
+    short, long = "C: one\nS: two", "C: " + "a large red circle at the top left and " * 3 + "\nS: three objects"
+    fig = viz.image_grid(torch.rand(8, 3, 32, 32), captions=[short] * 7 + [long], ncols=4, title="a grid")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert fig.axes[0].get_title() == short  # a written break stays a break
+    lines = fig.axes[7].get_title().split("\n")
+    assert lines[-1] == "S: three objects" and len(lines) >= 6  # the long line wrapped, the break kept
+    for below in range(4, 8):
+        title = fig.axes[below].title.get_window_extent(renderer)
+        assert title.y1 <= fig.axes[below - 4].get_window_extent(renderer).y0, f"caption {below} overlaps the image above"
+    plt.close(fig)
+
+
 # --------------------------------------------------------------------------- explorer
 
 
