@@ -438,6 +438,7 @@ def image_grid(
                 ax.set_title(captions[index], fontsize=8)
     if title:
         fig.suptitle(title)
+        fig.get_layout_engine().set(h_pad=0.1)  # inches: keep the tallest caption clear of the title
     return fig
 
 

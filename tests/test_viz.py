@@ -199,6 +199,17 @@ def test_image_grid_keeps_written_line_breaks_and_clears_the_tallest_caption_of_
     plt.close(fig)
 
 
+def test_image_grid_title_stays_clear_of_long_captions():
+    long = "a large red square at the top right and a large purple square at the bottom left and a large green circle"
+    fig = viz.image_grid(torch.rand(8, 3, 32, 32), captions=["short", long] * 4, ncols=8, title="a row of scenes")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    figure_title = fig._suptitle.get_window_extent(renderer)
+    for index, ax in enumerate(fig.axes):
+        assert ax.title.get_window_extent(renderer).y1 < figure_title.y0, f"caption {index} touches the title"
+    plt.close(fig)
+
+
 # --------------------------------------------------------------------------- explorer
 
 
