@@ -12,6 +12,7 @@ The parts, in the order they compose:
 - :func:`save_checkpoint` and :func:`load_checkpoint`: atomic writes, and loads that say what is wrong;
 - the random state and the data position, which let a resumed run equal an uninterrupted one;
 - live curves, redrawn in place in a notebook at most every few seconds;
+- :func:`warmup_cosine`, the learning-rate schedule of the GPT notebooks (06 and later);
 - :func:`fit`, the loop.
 
 Counting: ``step`` is the number of optimizer updates done so far. The training loss logged at
@@ -522,6 +523,37 @@ class _Curves:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             history.save(self.run_dir / "history.json")
             (self.run_dir / "curves.png").write_bytes(png)
+
+
+# --------------------------------------------------------------------------- learning-rate schedule
+
+def warmup_cosine(steps: int, warmup: int, floor: float = 0.1) -> Callable[[int], float]:
+    """The learning rate as a factor of its peak: a linear warm-up, then half a cosine down to ``floor``.
+
+    Introduced in notebook 06 (derived there), used in 10, 11 and 12. The returned ``factor(step)`` is
+
+    - ``(step + 1) / warmup`` for ``step < warmup``: from ``1 / warmup`` up to 1, so the first
+      updates, made while Adam's moment estimates are still poor, stay small;
+    - then ``floor + (1 - floor) * (1 + cos(pi * (step - warmup) / (steps - warmup))) / 2``:
+      from 1 down to ``floor`` at ``step = steps``, and ``floor`` after that.
+
+    Hand it to PyTorch's scheduler, which multiplies each group's learning rate by it::
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, warmup=100))
+    """
+    _positive_int("steps", steps)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup <= steps:
+        raise ValueError(f"expected warmup as an int from 0 to steps={steps}, got {warmup!r}")
+    if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= floor <= 1:
+        raise ValueError(f"expected floor in [0, 1] (a share of the peak rate), got {floor!r}")
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        step = min(step, steps)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(steps - warmup, 1)))
+
+    return factor
 
 
 # --------------------------------------------------------------------------- one step

@@ -601,3 +601,44 @@ def test_fit_ends_with_a_summary_line_when_progress_is_on(capsys):
     assert line.startswith("train: 3 steps in ")
     assert f"train/loss {history.last('train/loss'):.4g}" in line
     assert f"eval/bias {history.last('eval/bias'):.4g}" in line
+
+
+# --------------------------------------------------------------------------- learning-rate schedule
+
+
+def test_warmup_cosine_by_hand():
+    factor = train.warmup_cosine(steps=10, warmup=2, floor=0.1)
+    expected = {0: 0.5, 1: 1.0, 2: 1.0, 6: 0.1 + 0.9 * 0.5, 10: 0.1, 25: 0.1}  # step 6: half-way down the cosine
+    for step, value in expected.items():
+        assert factor(step) == pytest.approx(value, abs=1e-12), step
+    assert train.warmup_cosine(4, 0, floor=0.0)(0) == 1.0  # no warm-up: starts at the peak
+
+
+def test_warmup_cosine_equals_pytorchs_linear_then_cosine_schedulers():
+    steps, warmup, floor, peak = 50, 5, 0.05, 2e-3
+
+    def rates(make_scheduler) -> list[float]:
+        optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=peak)
+        scheduler = make_scheduler(optimizer)
+        seen = []
+        for _ in range(steps):
+            seen.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return seen
+
+    ours = rates(lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, train.warmup_cosine(steps, warmup, floor)))
+    reference = rates(lambda opt: torch.optim.lr_scheduler.SequentialLR(opt, [
+        torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / warmup, end_factor=1.0, total_iters=warmup - 1),
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps - warmup, eta_min=floor * peak),
+    ], milestones=[warmup]))
+    np.testing.assert_allclose(ours, reference, rtol=1e-9)
+
+
+def test_warmup_cosine_rejects_bad_settings():
+    with pytest.raises(ValueError, match="steps must be a positive int, got 0"):
+        train.warmup_cosine(0, 0)
+    with pytest.raises(ValueError, match="expected warmup as an int from 0 to steps=10, got 11"):
+        train.warmup_cosine(10, 11)
+    with pytest.raises(ValueError, match=r"expected floor in \[0, 1\] .*, got 1.5"):
+        train.warmup_cosine(10, 2, floor=1.5)
