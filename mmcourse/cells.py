@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .metrics import accuracy
 from .shapes import COLOURS, POSITIONS, SHAPES, SIZES, Scene, _check_scene
 from .vision import image_tokens
 
@@ -109,6 +110,4 @@ def cell_loss(logits: Sequence[Tensor], labels: Tensor) -> Tensor:
 def cell_accuracy(logits: Sequence[Tensor], labels: Tensor) -> dict[str, float]:
     """Per attribute, the share of tokens whose most likely class is the label: ``{"colour accuracy": ...}``."""
     _check_logits_labels(logits, labels)
-    labels = labels.to(logits[0].device)
-    return {f"{name} accuracy": (z.argmax(-1) == labels[..., k]).float().mean().item()
-            for k, (name, z) in enumerate(zip(ATTRIBUTES, logits))}
+    return {f"{name} accuracy": accuracy(z, labels[..., k]) for k, (name, z) in enumerate(zip(ATTRIBUTES, logits))}
